@@ -1,0 +1,1 @@
+"""Domain and adapters shared by the ingest, serve and refresh Lambda functions."""
