@@ -110,9 +110,9 @@ class Post:
 
         A reel whose ``media_url`` Instagram withheld still has its poster.
         """
-        if self.media_type == "VIDEO" or not self.media_url:
-            return self.thumbnail_url or self.media_url
-        return self.media_url
+        if self.media_type == "VIDEO":
+            return self.thumbnail_url
+        return self.media_url or self.thumbnail_url
 
     @classmethod
     def from_graph(cls, data: Mapping[str, Any]) -> Post:

@@ -1,9 +1,20 @@
-"""The Instagram access token: the secret's JSON shape, and the token store.
+"""The Instagram access token: the secret's JSON shape, its policy, the token store.
 
 The secret (``TOKEN_SECRET_ID``) holds ``{"access_token", "kind", "expires_at",
 "refreshed_at", "user_id", ...}``; only ``access_token`` is required. Every
 token value read is registered with :mod:`shared.redaction` before it can
 reach a log line.
+
+Token policy (pure, no AWS, no HTTP): how long a token has left, whether it
+can be renewed now, and how. A token is renewed one of three ways:
+
+- ``kind: "instagram"`` (Instagram login): ``refresh_access_token``, possible
+  only once the token is at least 24 hours old and not expired.
+- ``kind: "facebook"`` with ``app_id`` and ``app_secret`` in the secret (a
+  Facebook-login user token): ``fb_exchange_token``.
+- ``kind: "facebook"`` without app credentials and without ``expires_at``: a
+  long-lived Page token, which does not expire; it is re-validated and
+  carried over unchanged.
 """
 
 from __future__ import annotations
@@ -12,15 +23,23 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from shared.config import Settings
 from shared.redaction import register_secret
-from shared.timestamps import format_utc, parse_utc
+from shared.timestamps import format_utc, parse_utc, utc_now
 
+# Secrets Manager staging labels: the version in use, and a rotation's new one.
 CURRENT_STAGE = "AWSCURRENT"
+PENDING_STAGE = "AWSPENDING"
+INSTAGRAM = "instagram"
+FACEBOOK = "facebook"
+# Instagram refuses to refresh a token younger than this (refresh_access_token docs).
+MIN_REFRESH_AGE = timedelta(hours=24)
+_SECONDS_PER_DAY = 86400.0
 # Short enough that a finished rotation is picked up within minutes, long
 # enough that a warm container does not read the secret on every run.
 CACHE_SECONDS = 300.0
@@ -28,6 +47,26 @@ CACHE_SECONDS = 300.0
 
 class TokenUnavailableError(RuntimeError):
     """No usable token: the secret is missing, unreadable or malformed."""
+
+
+class TokenPolicyError(RuntimeError):
+    """The token cannot be renewed as it stands; the message says why."""
+
+
+class TokenExpiredError(TokenPolicyError):
+    """The token has expired: only a new token from a login can replace it."""
+
+
+class TokenTooYoungError(TokenPolicyError):
+    """The token is under 24 hours old: Instagram will not refresh it yet."""
+
+
+class RenewalMethod(Enum):
+    """How a rotation gets the next token from the current one."""
+
+    INSTAGRAM_REFRESH = "refresh_access_token"
+    FACEBOOK_EXCHANGE = "fb_exchange_token"
+    PAGE_REVALIDATE = "page token re-validation"
 
 
 @dataclass(frozen=True)
@@ -94,6 +133,101 @@ class TokenRecord:
             user_id=str(data["user_id"]) if data.get("user_id") else None,
             extra={key: value for key, value in data.items() if key not in known},
         )
+
+    @property
+    def app_credentials(self) -> tuple[str, str] | None:
+        """``(app_id, app_secret)`` from the secret, when both are set."""
+        app_id, app_secret = self.extra.get("app_id"), self.extra.get("app_secret")
+        if app_id and isinstance(app_secret, str) and app_secret:
+            return str(app_id), app_secret
+        return None
+
+    def days_left(self, now: datetime | None = None) -> float | None:
+        """Days until the token expires (negative once expired).
+
+        Parameters
+        ----------
+        now
+            The current time; :func:`shared.timestamps.utc_now` when omitted.
+
+        Returns
+        -------
+        float or None
+            ``None`` when the expiry is unknown or never (a Page token).
+        """
+        if self.expires_at is None:
+            return None
+        moment = now or utc_now()
+        return (self.expires_at - moment).total_seconds() / _SECONDS_PER_DAY
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        """Whether ``expires_at`` is known and has passed."""
+        left = self.days_left(now)
+        return left is not None and left <= 0
+
+    def renewal_method(self) -> RenewalMethod:
+        """How this token is renewed (see the module docstring).
+
+        Raises
+        ------
+        TokenPolicyError
+            For an unknown ``kind``, or a Facebook user token (it has an
+            expiry) without the ``app_id``/``app_secret`` its exchange needs.
+        """
+        if self.kind == INSTAGRAM:
+            return RenewalMethod.INSTAGRAM_REFRESH
+        if self.kind != FACEBOOK:
+            raise TokenPolicyError(
+                f"unknown token kind {self.kind[:40]!r}: expected 'instagram' or 'facebook'"
+            )
+        if self.app_credentials is not None:
+            return RenewalMethod.FACEBOOK_EXCHANGE
+        if self.expires_at is None:
+            return RenewalMethod.PAGE_REVALIDATE
+        raise TokenPolicyError(
+            "a Facebook-login user token expires, and exchanging it needs 'app_id' and "
+            "'app_secret' in the secret JSON; add them (keep every other key)"
+        )
+
+    def check_renewable(self, now: datetime) -> None:
+        """Refuse a renewal that Instagram or Facebook would refuse anyway.
+
+        Raises
+        ------
+        TokenExpiredError
+            When ``expires_at`` has passed.
+        TokenTooYoungError
+            When an Instagram-login token was refreshed under 24 hours ago.
+        """
+        if self.expires_at is not None and self.is_expired(now):
+            raise TokenExpiredError(
+                f"the token expired at {format_utc(self.expires_at)} and can no longer be "
+                "refreshed or exchanged"
+            )
+        if self.kind == INSTAGRAM and self.refreshed_at is not None:
+            allowed_from = self.refreshed_at + MIN_REFRESH_AGE
+            if now < allowed_from:
+                raise TokenTooYoungError(
+                    f"the token was refreshed at {format_utc(self.refreshed_at)}, less than "
+                    "24 hours ago; Instagram refreshes only tokens at least 24 h old: rotate "
+                    f"again after {format_utc(allowed_from)}"
+                )
+
+    def renewed(self, access_token: str, expires_in: float | None, now: datetime) -> TokenRecord:
+        """The record after a refresh or exchange answered at ``now``.
+
+        Parameters
+        ----------
+        access_token
+            The token Instagram or Facebook returned (registered for redaction).
+        expires_in
+            Its lifetime in seconds; ``None`` when the endpoint sent none.
+        now
+            When the answer arrived: the new ``refreshed_at``.
+        """
+        register_secret(access_token)
+        expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+        return replace(self, access_token=access_token, expires_at=expires_at, refreshed_at=now)
 
     def to_secret_string(self) -> str:
         """Serialize back to the secret's JSON shape."""
@@ -172,12 +306,15 @@ class TokenStore:
 
 
 def _read_current_secret(secret_id: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from shared.aws import secrets_client
+    # Imported here: the token policy above stays free of AWS imports.
+    from shared.secrets import SecretStoreError, SecretVersions
 
     try:
-        response = secrets_client().get_secret_value(SecretId=secret_id, VersionStage=CURRENT_STAGE)
-    except (ClientError, BotoCoreError) as exc:
+        version = SecretVersions(secret_id).read(CURRENT_STAGE)
+    except SecretStoreError as exc:
         raise TokenUnavailableError(f"cannot read the token secret: {exc}") from None
-    return response["SecretString"]
+    if version is None:
+        raise TokenUnavailableError(
+            f"token secret {secret_id} not found, or it has no {CURRENT_STAGE} value"
+        )
+    return version.secret_string
