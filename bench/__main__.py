@@ -43,7 +43,6 @@ class Sizes:
     serve_calls_items: int
     serve_html_items: int
     lighthouse_runs: int
-    lighthouse_uncompressed_runs: int
     lighthouse_what_if_runs: int
     page_items: int
     ingest_posts: int
@@ -53,15 +52,14 @@ class Sizes:
 FULL = Sizes(
     cold_runs=5,
     serve_sizes=(50, 500, 2000),
-    serve_repeats=40,
+    serve_repeats=30,
     serve_calls_items=500,
     serve_html_items=200,
     lighthouse_runs=3,
-    lighthouse_uncompressed_runs=1,
     lighthouse_what_if_runs=1,
     page_items=200,
     ingest_posts=10_000,
-    ingest_mirror_posts=100,
+    ingest_mirror_posts=50,
 )
 QUICK = Sizes(
     cold_runs=3,
@@ -70,7 +68,6 @@ QUICK = Sizes(
     serve_calls_items=500,
     serve_html_items=200,
     lighthouse_runs=1,
-    lighthouse_uncompressed_runs=0,
     lighthouse_what_if_runs=0,
     page_items=200,
     ingest_posts=1_000,
@@ -128,7 +125,6 @@ def run_sections(names: Sequence[str], sizes: Sizes) -> list[Section]:
             section,
             runs=sizes.lighthouse_runs,
             items=sizes.page_items,
-            uncompressed_runs=sizes.lighthouse_uncompressed_runs,
             what_if_runs=sizes.lighthouse_what_if_runs,
         ),
         "ingest": lambda section: ingestion.run(

@@ -60,10 +60,6 @@ class AwsMeter:
         """Calls per ``service:Operation``."""
         return Counter(f"{call.service}:{call.operation}" for call in self.calls)
 
-    def write_calls(self) -> int:
-        """DynamoDB API calls that write."""
-        return sum(1 for call in self.calls if call.operation in _WRITE_OPERATIONS)
-
     def items_written(self, partition: str) -> int:
         """DynamoDB items written (put, updated or deleted) in one ``pk`` partition.
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -252,9 +251,3 @@ def _jpeg(width: int, height: int, variant: int, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality, optimize=True)
     return buffer.getvalue()
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    """``items`` in consecutive lists of at most ``size``."""
-    for index in range(0, len(items), size):
-        yield items[index : index + size]

@@ -62,7 +62,8 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "(botocore's default timestamp parser); botocore's DynamoDB JSON parsing plus "
         "PynamoDB deserializing ~14 attributes per post; the page render (Jinja2 escaping "
         "five long presigned URLs per image, then the nonce `str.replace` and the ETag hash "
-        "over ~1 MB of HTML). Measured what-ifs (CPU per request, 500 items): 73 ms as is; "
+        "over ~1 MB of HTML). One-off what-ifs (2026-12-04, CPU per request, 500 items, "
+        "patched in a scratch run): 73 ms as is; "
         "48 ms with a fast ISO-8601 timestamp parser on the S3 client (in `shared/aws.py` "
         "`_client`: `session._session.get_component('response_parser_factory')"
         ".set_parser_defaults(timestamp_parser=...)`); 68 ms with short unsigned CDN URLs "
@@ -99,6 +100,21 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "a backfill (one client per 25 posts) and the same on Lambda. Fix: create the "
         "`Connection` once per repository (e.g. in `__init__` or a cached property) or pass "
         "the models' own `MediaItem._get_connection().connection`.",
+    ),
+    Diagnosis(
+        "Projected 10,000-post backfill with mirroring",
+        _missed,
+        "Mirroring is CPU-bound in WebP encoding (`shared/thumbnails.py` `_encode`, ~90 % of "
+        "the sampled time): `process_image` takes ~245 ms of CPU per 1080x1350 source for "
+        "four widths, ~150 ms of it for the 1080-px WebP (2026-12-04, this machine). "
+        "`IngestService.run` (`shared/ingestion.py`) has no time budget, so a large backfill "
+        "is cut by Lambda's timeout mid-page (stored pages stay; the operator re-invokes "
+        "and unchanged, mirrored posts are skipped). Fixes, largest first: stop paging when "
+        "`context.get_remaining_time_in_millis()` runs low and report `complete: false` "
+        "(or continue in a new invocation); mirror a page's images on a small thread pool "
+        "(Pillow releases the GIL while encoding) with more memory (1,769 MB = 1 vCPU); "
+        "`WEBP_METHOD` 4 -> 2 halved encode time (245 -> 124 ms) for ~1 % more bytes on "
+        "these images; skip the 1080-px WebP when the original is itself ~1080 px wide.",
     ),
 )
 

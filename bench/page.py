@@ -166,15 +166,13 @@ def run(
     *,
     runs: int,
     items: int = ITEMS,
-    uncompressed_runs: int = 0,
     what_if_runs: int = 0,
 ) -> None:
     """Serve a gallery locally and run Lighthouse on it ``runs`` times.
 
-    The goal figures are for the page as deployed (CloudFront compression
-    emulated); ``uncompressed_runs`` more runs show the local mode as is, and
-    ``what_if_runs`` more show the page if guest uploads had a grid-size
-    rendition (the uploads are replaced by 480 x 360 JPEGs).
+    The figures are for the page as deployed (CloudFront compression
+    emulated); ``what_if_runs`` more runs show the page if guest uploads had a
+    grid-size rendition (the uploads are replaced by 480 x 360 JPEGs).
     """
     section.method += [
         f"Lighthouse {lighthouse.VERSION} (npm, installed into `.bench/lighthouse/`, "
@@ -214,10 +212,7 @@ def run(
         handler = fresh_handler("serve.app")
         with LocalHttpApi(cdn_compressed(handler), routes=SERVE_ROUTES) as api, quiet_stdout():
             median, results = lighthouse.median_run(f"{api.url}/g/{event_id}", runs)
-        plain = small = None
-        if uncompressed_runs:
-            with LocalHttpApi(handler, routes=SERVE_ROUTES) as api, quiet_stdout():
-                plain, _ = lighthouse.median_run(f"{api.url}/g/{event_id}", uncompressed_runs)
+        small = None
         if what_if_runs:
             shrink_uploads(event_id, WHAT_IF_UPLOAD_SIZE)
             with LocalHttpApi(cdn_compressed(handler), routes=SERVE_ROUTES) as api, quiet_stdout():
@@ -254,16 +249,6 @@ def run(
             detail="runs: " + ", ".join(f"{run.cls:.3f}" for run in results),
         )
     )
-    if plain is not None:
-        section.add(
-            Figure(
-                "Lighthouse score without CDN compression (local mode as is)",
-                plain.score,
-                "",
-                detail=f"median of {uncompressed_runs}; LCP {plain.lcp_ms:.0f} ms, "
-                f"CLS {plain.cls:.3f}, {plain.transfer_bytes:,.0f} bytes",
-            )
-        )
     if small is not None:
         section.add(
             Figure(

@@ -91,16 +91,6 @@ class Section:
         return figure
 
 
-def misses(sections: Sequence[Section]) -> list[tuple[Section, Figure]]:
-    """Every figure that has a goal and does not meet it, or was not measured."""
-    return [
-        (section, figure)
-        for section in sections
-        for figure in section.figures
-        if figure.goal is not None and figure.status in ("MISSED", "not measured")
-    ]
-
-
 def terminal_summary(sections: Sequence[Section]) -> str:
     """A plain-text table of every figure, for the end of a run."""
     lines: list[str] = []

@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stack.url}/g/{event_id}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         while True:
-            time.sleep(3600)
+            # Short sleeps: Python runs signal handlers in the main thread only
+            # when it executes, and the kernel may deliver Ctrl-C to a server
+            # thread, which would leave a long sleep uninterrupted.
+            time.sleep(0.2)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

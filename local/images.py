@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 # Bump when the drawing changes, so cached files from an older look are not reused.
-RENDER_VERSION = "2"
+RENDER_VERSION = "4"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 Color = tuple[int, int, int]
@@ -184,17 +184,20 @@ def render_jpeg(spec: ImageSpec) -> bytes:
     cy = horizon - rng.randint(radius // 3, max(radius, horizon // 2))
     draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=light)
     for _ in range(rng.randint(4, 10)):
-        x, y = rng.randrange(width), rng.randint(horizon + 4, height)
-        draw.line((x, y, x + rng.randint(40, width // 3), y), fill=light, width=rng.randint(2, 5))
+        x, y = rng.randrange(width), rng.randint(min(horizon + 4, height), height)
+        length = rng.randint(width // 27, width // 3)
+        draw.line((x, y, x + length, y), fill=light, width=rng.randint(2, 5))
     _draw_yacht(draw, rng, width, height, horizon)
     # Grain: flat vector shapes would compress (and resize) unlike photos.
     grain = Image.frombytes("L", (width, height), rng.randbytes(width * height))
     image = Image.blend(image, grain.convert("RGB"), 0.06)
     if spec.label:
         font = ImageFont.load_default(size=max(14, width // 30))
+        # Centred, above the bottom tenth: it survives a square thumbnail crop.
         ImageDraw.Draw(image).text(
-            (width // 20, height - height // 12),
+            (width // 2, height * 86 // 100),
             spec.label,
+            anchor="ms",
             font=font,
             fill=(255, 255, 255),
             stroke_width=2,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,9 @@ from shared.models import create_table
 TABLE = "gallery-media"
 BUCKET = "gallery-bucket"
 SECRET_ID = "gallery/instagram-token"
+# The `browser` fixture for the page tests.
+pytest_plugins = ["tests.browser"]
+
 SENTINEL_TOKEN = "IGAAsentinelTOKEN0123456789abcdef"
 GRAPH = "https://graph.instagram.com/v25.0"
 
@@ -40,6 +45,28 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _reset_caches()
     yield
     _reset_caches()
+
+
+@pytest.fixture(autouse=True)
+def offline_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN no DNS: only IP literals and localhost resolve, anything else fails at once.
+
+    Tests never reach the internet; without this, a lookup of a CDN host can
+    hang until the resolver times out. Tests that need names resolve them with
+    ``tests.media_fakes.FakeDns``.
+    """
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name != "localhost":
+            try:
+                ipaddress.ip_address(name.strip("[]"))
+            except ValueError:
+                raise socket.gaierror(socket.EAI_NONAME, "offline test: no DNS") from None
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 def _reset_caches() -> None:

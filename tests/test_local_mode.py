@@ -580,13 +580,19 @@ def _fresh_machine_env(home: Path) -> dict[str, str]:
     }
 
 
-def _start_demo(tmp: Path, cache: Path, *args: str, sigint_ignored: bool = False) -> DemoProcess:
+def _start_demo(
+    tmp: Path,
+    cache: Path,
+    *args: str,
+    sigint_ignored: bool = False,
+    env: dict[str, str] | None = None,
+) -> DemoProcess:
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     process = subprocess.Popen(  # noqa: S603 (our own fixed command line)
         [sys.executable, "-m", "local", "--port", "0", "--cache-dir", str(cache), *args],
         cwd=ROOT,
-        env=_fresh_machine_env(home),
+        env={**_fresh_machine_env(home), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -756,6 +762,9 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path, image_cache: Path) -
     assert "- ingest" not in running.output()
     urls = [running.url, *re.findall(r"(http://127\.0\.0\.1:\d+)", running.output())]
     assert all(_port_open(url) for url in urls)
+    # A request first: its handler thread may then be the one the kernel
+    # delivers the signal to, which must still stop the process.
+    assert requests.get(running.url + "/", timeout=10).status_code == 200
     child_pids = _children_of(running.process.pid)
     assert child_pids == set()
     started = time.monotonic()
@@ -763,6 +772,109 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path, image_cache: Path) -
     assert time.monotonic() - started < 15
     assert "Stopped." in running.output()
     assert not any(_port_open(url) for url in urls)
+
+
+def test_real_instagram_switch_ingests_with_the_given_token(
+    tmp_path: Path, image_cache: Path
+) -> None:
+    """GIVEN a Graph API reachable at GRAPH_API_URL (the stand-in, playing the real
+    one) with two posts, and IG_ACCESS_TOKEN set
+    WHEN the demo runs with --real-instagram
+    THEN it makes the schedule's incremental run with that token (from the token
+    secret, as a Bearer header), serves those posts with the sample uploads, and
+    never prints the token.
+    """
+    posts = [
+        FakeMedia(id="18000000000000101", timestamp=T0, caption="Real post", media="real1"),
+        FakeMedia(id="18000000000000102", timestamp=T0 + timedelta(hours=1), media="real2"),
+    ]
+    with FakeGraphServer(posts) as graph:
+        running = _start_demo(
+            tmp_path,
+            image_cache,
+            "--real-instagram",
+            env={
+                "IG_ACCESS_TOKEN": LOCAL_TOKEN,
+                "GRAPH_API_URL": graph.graph_url,
+                "MEDIA_HOSTS": "127.0.0.1",
+            },
+        )
+        try:
+            gallery = requests.get(
+                running.url + "/g/2026-04-29", params={"format": "json"}, timeout=10
+            ).json()
+        finally:
+            assert running.stop() == 0
+        media_calls = [r for r in graph.requests if r.path.endswith("/me/media")]
+    assert len(media_calls) == 1
+    assert media_calls[0].headers["Authorization"] == f"Bearer {LOCAL_TOKEN}"
+    assert "- ingest {}" in running.output()
+    assert "backfill" not in running.output()
+    instagram = [item["id"] for item in gallery["items"] if item["source"] == "instagram"]
+    assert sorted(instagram) == [post.id for post in posts]
+    assert sum(item["source"] == "upload" for item in gallery["items"]) == 4
+    assert LOCAL_TOKEN not in running.output()
+
+
+def test_real_aws_switch_serves_existing_data_and_writes_nothing(
+    tmp_path: Path, image_cache: Path
+) -> None:
+    """GIVEN "real" AWS (a separate moto server at AWS_ENDPOINT_URL) holding a table
+    and a bucket with one guest upload
+    WHEN the demo runs with --real-aws
+    THEN it serves that upload from that bucket, skips ingest, and creates or
+    seeds nothing: the table stays empty and the bucket holds only that upload.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from shared.config import Settings
+    from shared.models import MediaItem, create_table
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        settings = Settings(
+            media_table="prod-media", media_bucket="prod-media", aws_endpoint_url=endpoint
+        )
+        create_table(settings)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="prod-media")
+        s3.put_object(
+            Bucket="prod-media",
+            Key="uploads/2026-04-29-dinner/guest.jpg",
+            Body=render_jpeg(ImageSpec("guest", 64, 48)),
+            Metadata={"taken-at": "2026-04-29T20:00:00Z"},
+        )
+        running = _start_demo(
+            tmp_path,
+            image_cache,
+            "--real-aws",
+            env={
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "prod",
+                "AWS_SECRET_ACCESS_KEY": "prod",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "MEDIA_TABLE": "prod-media",
+                "MEDIA_BUCKET": "prod-media",
+            },
+        )
+        try:
+            gallery = requests.get(
+                running.url + "/g/2026-04-29-dinner", params={"format": "json"}, timeout=10
+            ).json()
+        finally:
+            assert running.stop() == 0
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="prod-media")["Contents"]]
+        stored = list(MediaItem.scan())
+    finally:
+        server.stop()
+    assert [item["id"] for item in gallery["items"]] == ["uploads/2026-04-29-dinner/guest.jpg"]
+    assert "ingest skipped" in running.output()
+    assert keys == ["uploads/2026-04-29-dinner/guest.jpg"]
+    assert stored == []
 
 
 def test_switches_without_what_they_need_fail_clearly(tmp_path: Path) -> None:

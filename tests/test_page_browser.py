@@ -10,7 +10,6 @@ and swipe, and not shift its layout while images arrive.
 from __future__ import annotations
 
 import io
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,21 +29,11 @@ from shared.media import MediaChild, Mirror, Post, Rendition
 from shared.models import create_table
 from shared.repository import DynamoMediaRepository
 from shared.state import IngestState
+from tests.browser import wait_until
 from tests.conftest import BUCKET
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "gallery.png"
 EVENT = "2026-04-29"
 PALETTE = [(14, 94, 138), (229, 158, 61), (36, 140, 110), (190, 70, 80), (90, 80, 160)]
@@ -200,23 +189,6 @@ def gallery_url(local_aws: str) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """GIVEN Debian's headless Chromium driven by Playwright."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(
-            f"!!! BROWSER TEST SKIPPED: {CHROMIUM} is missing. "
-            "Install it with `apt-get install chromium` (scripts/ensure-chromium.sh)."
-        )
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
 def watch(page: Any, origin_hosts: set[str]) -> list[str]:
     """Collect console errors, page errors, failed loads and foreign requests."""
     problems: list[str] = []
@@ -246,9 +218,10 @@ def scroll_through(page: Any) -> None:
         page.wait_for_timeout(30)
     page.wait_for_load_state("networkidle")
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_function(
+    wait_until(
+        page,
         "[...document.images].filter(i => i.closest('.grid'))"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
     )
 
 
@@ -294,7 +267,7 @@ def test_gallery_in_chromium(browser: Any, gallery_url: str, local_aws: str) -> 
 
     # WHEN the first tile is clicked THEN the full-size image opens.
     tiles.first.click()
-    page.wait_for_function("document.querySelector('#lb img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lb img').naturalWidth > 0")
     first = lightbox_state(page)
     assert first["open"]
     assert first["loaded"]
@@ -321,14 +294,14 @@ def test_gallery_in_chromium(browser: Any, gallery_url: str, local_aws: str) -> 
     carousel = page.locator("li", has_text="Three views from the bow").locator("a.tile")
     carousel.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('lb').open")
+    wait_until(page, "document.getElementById('lb').open")
     start = int(lightbox_state(page)["counter"].split(" / ")[0])
     for step in (1, 2):
         page.keyboard.press("ArrowRight")
         state = lightbox_state(page)
         assert state["counter"].startswith(f"{start + step} / ")
         assert state["caption"] == "Three views from the bow"
-    page.wait_for_function("document.querySelector('#lb img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lb img').naturalWidth > 0")
     page.keyboard.press("Escape")
 
     # THEN the reel links out to Instagram instead of opening the viewer.
@@ -355,7 +328,7 @@ def test_swipe_on_a_phone(browser: Any, gallery_url: str, local_aws: str) -> Non
     )
     assert columns == 2
     page.locator("a.tile").first.tap()
-    page.wait_for_function("document.getElementById('lb').open")
+    wait_until(page, "document.getElementById('lb').open")
     swipe = """(dx) => {
       const box = document.getElementById('lb');
       const touch = (x) => new Touch({identifier: 1, target: box, clientX: x, clientY: 400});
@@ -369,6 +342,6 @@ def test_swipe_on_a_phone(browser: Any, gallery_url: str, local_aws: str) -> Non
     assert lightbox_state(page)["counter"].startswith("1 / ")
     page.evaluate(swipe, 10)  # a tap-sized movement is not a swipe
     assert lightbox_state(page)["counter"].startswith("1 / ")
-    page.wait_for_function("document.querySelector('#lb img').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#lb img').naturalWidth > 0")
     context.close()
     assert problems == []
