@@ -39,10 +39,10 @@ template: venv
 test: lint typecheck unit template
 
 demo: venv
-	$(PY) -m local
+	$(PY) -m local $(ARGS)
 
 bench: venv
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

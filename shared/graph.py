@@ -207,13 +207,7 @@ class GraphClient:
                 raise self._block(exc) from None
             except GraphTransientError as exc:
                 if attempt >= self._max_attempts:
-                    raise GraphTransientError(
-                        f"{exc} (gave up after {attempt} attempts)",
-                        code=exc.code,
-                        subcode=exc.subcode,
-                        status=exc.status,
-                        fbtrace_id=exc.fbtrace_id,
-                    ) from None
+                    raise exc.gave_up(attempt) from None
                 self._sleep(self._backoff(attempt))
             else:
                 return body

@@ -96,6 +96,16 @@ class GraphThrottledError(GraphError):
 class GraphTransientError(GraphError):
     """A failure that may go away on retry (5xx, codes 1/2, timeouts, resets)."""
 
+    def gave_up(self, attempts: int) -> GraphTransientError:
+        """The same failure, saying that retrying stopped after ``attempts`` tries."""
+        return GraphTransientError(
+            f"{self} (gave up after {attempts} attempts)",
+            code=self.code,
+            subcode=self.subcode,
+            status=self.status,
+            fbtrace_id=self.fbtrace_id,
+        )
+
 
 class GraphResponseError(GraphError):
     """A response that is not usable data, or an error that a retry cannot fix."""

@@ -188,13 +188,7 @@ class TokenEndpoints:
                 if attempts == 1:
                     raise
                 if attempt >= attempts:
-                    raise GraphTransientError(
-                        f"{exc} (gave up after {attempt} attempts)",
-                        code=exc.code,
-                        subcode=exc.subcode,
-                        status=exc.status,
-                        fbtrace_id=exc.fbtrace_id,
-                    ) from None
+                    raise exc.gave_up(attempt) from None
             self._sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
             attempt += 1
 
