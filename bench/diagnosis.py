@@ -96,8 +96,8 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "`DynamoMediaRepository.save_posts` (`shared/repository.py`) builds a new PynamoDB "
         "`Connection` for every transaction of 25 posts (`_connection()`), and each new "
         "`Connection` creates a new botocore client, re-reading botocore's endpoint and "
-        "DynamoDB JSON models: about 0.1 s each, which is most of the 'ingest code' time of "
-        "a backfill (one client per 25 posts) and the same on Lambda. Fix: create the "
+        "DynamoDB JSON models: 0.1-0.25 s each here, which is most of the 'ingest code' "
+        "time of a backfill (one client per 25 posts) and the same on Lambda. Fix: create the "
         "`Connection` once per repository (e.g. in `__init__` or a cached property) or pass "
         "the models' own `MediaItem._get_connection().connection`.",
     ),

@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from local.images import ImageLibrary
+from local.loopback import LoopbackServer
 
 GRAPH_VERSION = "v25.0"
 FAKE_USER_ID = "17841400000000001"
@@ -269,7 +270,7 @@ class _GraphRequestError(Exception):
         self.fault = fault
 
 
-class FakeGraphServer:
+class FakeGraphServer(LoopbackServer):
     """The fake Graph API and CDN, served from a thread on 127.0.0.1.
 
     Parameters
@@ -298,6 +299,8 @@ class FakeGraphServer:
     ...     os.environ["GRAPH_API_URL"] = graph.graph_url
     """
 
+    thread_name = "fake-graph"
+
     def __init__(
         self,
         media: Iterable[FakeMedia] = (),
@@ -312,11 +315,11 @@ class FakeGraphServer:
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        super().__init__(port)
         self.page_size = page_size
         self.cdn_ttl = cdn_ttl
         self._images = images or ImageLibrary().jpeg
         self._on_request = on_request
-        self._port = port
         self._lock = threading.Lock()
         self._clock_offset = 0.0
         self._signing_key = secrets.token_bytes(16)
@@ -327,45 +330,18 @@ class FakeGraphServer:
         self._tokens: dict[str, float] = dict.fromkeys(tokens, issued)
         self._faults: list[_PendingFault] = []
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.set_media(media)
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> FakeGraphServer:
-        """Start serving in a daemon thread; returns ``self``."""
-        handler = type("BoundGraphHandler", (_GraphHandler,), {"graph": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() take ~0.1 s instead of 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="fake-graph", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeGraphServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The Graph/CDN request handler, bound to this server."""
+        return type("BoundGraphHandler", (_GraphHandler,), {"graph": self})
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``: the server root (API and CDN)."""
-        if self._server is None:
-            raise RuntimeError("the fake Graph server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     @property
     def graph_url(self) -> str:

@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.lambda_context import LocalLambdaContext
+from local.loopback import LoopbackServer
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
@@ -182,7 +183,7 @@ def translate_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, headers, data
 
 
-class LocalHttpApi:
+class LocalHttpApi(LoopbackServer):
     """Serve a Lambda handler over HTTP on 127.0.0.1, API Gateway style.
 
     Parameters
@@ -203,6 +204,8 @@ class LocalHttpApi:
         Receives one line per request (method, path, status, milliseconds).
     """
 
+    thread_name = "local-http-api"
+
     def __init__(
         self,
         handler: LambdaHandler,
@@ -213,55 +216,22 @@ class LocalHttpApi:
         pages: Mapping[str, Callable[[], str]] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(port)
         self._handler = handler
         self._routes = tuple(Route(key) for key in routes)
         self._function_name = function_name
-        self._port = port
         self._pages = dict(pages or {})
         self._log = log
         self._invoke_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> LocalHttpApi:
-        """Start serving in a daemon thread; returns ``self``.
-
-        Raises
-        ------
-        OSError
-            When the port is taken.
-        """
-        handler = type("BoundApiHandler", (_ApiHandler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() take ~0.1 s instead of 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="local-http-api", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> LocalHttpApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler, bound to this adapter."""
+        return type("BoundApiHandler", (_ApiHandler,), {"api": self})
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        if self._server is None:
-            raise RuntimeError("the local HTTP API is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     def respond(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes

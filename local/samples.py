@@ -155,7 +155,7 @@ def load_samples() -> SampleData:
     Returns
     -------
     SampleData
-        29 posts over 12 local days, 7 guest uploads for two events, one
+        29 posts over 10 local days, 7 guest uploads for two events, one
         event record, and the specs of every image they show.
     """
     media: list[FakeMedia] = []
