@@ -7,6 +7,7 @@ pays only for the clients a request actually uses.
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.config import get_settings
@@ -35,11 +36,34 @@ def _client(service: str) -> Any:
         style = "path" if settings.aws_endpoint_url else "virtual"
         extra["s3"] = {"addressing_style": style}
         extra["signature_version"] = "s3v4"
-    return boto3.session.Session().client(  # type: ignore[call-overload]
+    session = boto3.session.Session()
+    session._session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp
+    )
+    return session.client(  # type: ignore[call-overload]
         service,
         region_name=settings.aws_region,
         config=Config(**_CLIENT_CONFIG, **extra),
     )
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, with a fast path for ISO 8601.
+
+    botocore parses every ``LastModified`` of a listing through dateutil, which
+    was a quarter of serve's time for a 500-item gallery (measured).
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    from botocore.utils import parse_timestamp
+
+    result: datetime = parse_timestamp(value)
+    return result
 
 
 @functools.cache

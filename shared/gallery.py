@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 
 INSTAGRAM = "instagram"
 UPLOADS = "uploads"
-META_TTL = 60.0
+# Event records and the ingest state change rarely; a longer META cache keeps
+# an uncached gallery at 2 AWS calls (window Query + listing).
+META_TTL = 300.0
 GALLERY_TTL = 60.0
 DEGRADED_TTL = 10.0
 # Mirrored renditions the page picks (see _mirrored_picture): the grid's

@@ -95,6 +95,7 @@ class DynamoMediaRepository:
     def __init__(self, settings: Settings) -> None:
         bind_models(settings)
         self._settings = settings
+        self._transaction_connection: Connection | None = None
 
     # -- posts -----------------------------------------------------------------
 
@@ -149,13 +150,17 @@ class DynamoMediaRepository:
         return SaveResult(written=written, stale=stale)
 
     def _connection(self) -> Connection:
-        return Connection(
-            region=self._settings.aws_region,
-            host=self._settings.aws_endpoint_url,
-            connect_timeout_seconds=MediaItem.Meta.connect_timeout_seconds,
-            read_timeout_seconds=MediaItem.Meta.read_timeout_seconds,
-            max_retry_attempts=MediaItem.Meta.max_retry_attempts,
-        )
+        # One connection (one botocore client) per repository: building a
+        # client costs 0.1-0.25 s, far more than the transaction it carries.
+        if self._transaction_connection is None:
+            self._transaction_connection = Connection(
+                region=self._settings.aws_region,
+                host=self._settings.aws_endpoint_url,
+                connect_timeout_seconds=MediaItem.Meta.connect_timeout_seconds,
+                read_timeout_seconds=MediaItem.Meta.read_timeout_seconds,
+                max_retry_attempts=MediaItem.Meta.max_retry_attempts,
+            )
+        return self._transaction_connection
 
     # -- state and events ------------------------------------------------------
 

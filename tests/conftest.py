@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +69,32 @@ def offline_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time (pytest swaps it per phase)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def logs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> pytest.CaptureFixture[str]:
+    """Powertools log lines and EMF metrics of every function, captured from stdout.
+
+    A Powertools handler keeps the ``sys.stdout`` of import time (as on Lambda,
+    where it never changes); point it at this test's capture.
+    """
+    for service in ("ingest", "serve", "refresh"):
+        for handler in logging.getLogger(service).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                monkeypatch.setattr(handler, "stream", _CurrentStdout())
+    return capsys
 
 
 def _reset_caches() -> None:

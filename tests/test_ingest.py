@@ -8,8 +8,6 @@ summary, what is stored, and the Graph and DynamoDB calls made.
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -85,30 +83,6 @@ def mock_graph(token_secret: str, sleeps: list[float]) -> Iterator[responses.Req
     """GIVEN AWS (moto) with the token secret, and no real HTTP (responses)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-
-
-class _CurrentStdout:
-    """Writes to whatever ``sys.stdout`` is at the time (pytest swaps it per phase)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-@pytest.fixture
-def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    """Powertools log lines (and EMF metrics), captured from stdout.
-
-    The Powertools handler keeps the ``sys.stdout`` of import time (as on
-    Lambda, where it never changes); route it to this test's capture.
-    """
-    handler = app.logger.logger_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(_CurrentStdout())
-    yield capsys
-    handler.setStream(previous)
 
 
 def serve(mock: responses.RequestsMock, posts: list[dict[str, Any]]) -> FakeGraph:

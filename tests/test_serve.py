@@ -573,15 +573,20 @@ def test_500_items_merge_oldest_first_in_two_calls_then_none(aws: AwsCalls) -> N
 
 def test_uncached_request_with_warm_meta_costs_two_calls(aws: AwsCalls, clock: Clock) -> None:
     """GIVEN a container that has read META and HEADed the uploads once
-    WHEN another event is read, and later the first one again after expiry
-    THEN the new event costs exactly Query + ListObjectsV2, and the expired one
-    costs META + Query + ListObjectsV2: no HeadObject again."""
+    WHEN another event is read, the first one again after its page expired, and
+    again after META expired
+    THEN the new event and the expired page each cost exactly Query +
+    ListObjectsV2, and after META expired one more Query: no HeadObject again."""
     upload(EVENT, "a.jpg", taken_at="2026-04-29T20:00:00Z")
     gallery_json()
     aws.calls.clear()
     gallery_json("2026-04-30")
     assert sorted(aws.operations()) == ["ListObjectsV2", "Query"]
-    clock.advance(61)
+    clock.advance(shared.gallery.GALLERY_TTL + 1)
+    aws.calls.clear()
+    gallery_json()
+    assert sorted(aws.operations()) == ["ListObjectsV2", "Query"]
+    clock.advance(shared.gallery.META_TTL)
     aws.calls.clear()
     body = gallery_json()
     assert sorted(aws.operations()) == ["ListObjectsV2", "Query", "Query"]
