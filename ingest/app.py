@@ -1,8 +1,10 @@
 """The ingest Lambda: translate a scheduler or operator event into one ingest run.
 
 ``{}`` (the schedule) runs incrementally; ``{"backfill": {...}}`` backfills.
-The work is :class:`shared.ingestion.IngestService`; this module only wires
-adapters (once per container), logs and emits metrics.
+The work is :class:`shared.ingestion.IngestService`, then (except on dry
+runs and rejected payloads) :class:`shared.upload_thumbnails.UploadThumbnailer`
+for guest uploads; this module only wires adapters (once per container), logs
+and emits metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shared.ingestion import IngestError, IngestService
 from shared.observability import get_logger, get_metrics
 from shared.repository import DynamoMediaRepository
 from shared.tokens import TokenStore
+from shared.upload_thumbnails import UploadThumbnailer
 
 logger = get_logger("ingest")
 metrics = get_metrics("ingest")
@@ -31,6 +34,7 @@ metrics = get_metrics("ingest")
 class _Container:
     service: IngestService
     tokens: TokenStore
+    thumbnails: UploadThumbnailer
 
 
 @functools.cache
@@ -45,7 +49,9 @@ def _container() -> _Container:
         archive=S3ImageArchive(settings, graph.get_media, logger=logger),
         logger=logger,
     )
-    return _Container(service=service, tokens=tokens)
+    return _Container(
+        service=service, tokens=tokens, thumbnails=UploadThumbnailer(settings, logger=logger)
+    )
 
 
 @metrics.log_metrics
@@ -65,7 +71,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     -------
     dict
         The run summary (``mode``, ``graph_calls``, ``seen``, ``written``,
-        ``unchanged``, ``throttled``, ...).
+        ``unchanged``, ``throttled``, ..., and ``upload_thumbnails``:
+        ``made``/``failed``/``pending``).
 
     Raises
     ------
@@ -82,13 +89,27 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except Exception as exc:
         metrics.add_metric(name="IngestRunFailed", unit=MetricUnit.Count, value=1)
         if isinstance(exc, IngestError):
+            # Instagram being down must not stall guests' thumbnails.
+            _thumbnail_uploads(exc.summary, context)
             _run_metrics(exc.summary)
         raise
     finally:
         _token_metric()
+    _thumbnail_uploads(summary, context)
     metrics.add_metric(name="IngestRunFailed", unit=MetricUnit.Count, value=0)
     _run_metrics(summary)
     return summary
+
+
+def _thumbnail_uploads(summary: dict[str, Any], context: LambdaContext) -> None:
+    """Make missing upload renditions and add their counts to ``summary``."""
+    if summary.get("dry_run"):
+        return  # a dry run writes nothing, renditions included
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    stats = _container().thumbnails.run(
+        time_left=(lambda: remaining_ms() / 1000) if callable(remaining_ms) else None
+    )
+    summary["upload_thumbnails"] = stats.as_dict()
 
 
 def _run_metrics(summary: Mapping[str, Any]) -> None:
@@ -97,6 +118,7 @@ def _run_metrics(summary: Mapping[str, Any]) -> None:
         "PostsWritten": summary.get("written"),
         "Throttled": int(bool(summary.get("throttled"))),
         "MirrorFailures": summary.get("mirror_failures"),
+        "UploadThumbnailFailures": summary.get("upload_thumbnails", {}).get("failed"),
         "IngestConsecutiveFailures": summary.get("consecutive_failures"),
     }
     for name, value in counts.items():

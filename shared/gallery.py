@@ -104,7 +104,8 @@ class Picture:
     full
         The full-size URL for the lightbox.
     width, height
-        Pixel size of ``src``; ``None`` when unknown (uploads, unmirrored posts).
+        Pixel size of ``src``; ``None`` when unknown (uploads without
+        renditions, unmirrored posts).
     full_width, full_height
         Pixel size of ``full``, when known.
     srcset
@@ -388,6 +389,14 @@ class GalleryService:
         items = []
         for upload in self._uploads.list_uploads(event.value):
             url = self._sign(upload.key)
+            picture = (
+                # The largest rendition stands in for the original: the
+                # lightbox then shows it instead of a multi-megabyte file,
+                # while the JSON ``url`` still links the upload itself.
+                self._mirrored_picture(Mirror(upload.renditions[-1], upload.renditions))
+                if upload.renditions
+                else Picture(src=url, full=url)
+            )
             items.append(
                 GalleryItem(
                     id=upload.key,
@@ -397,8 +406,8 @@ class GalleryService:
                     caption=None,
                     permalink=None,
                     url=url,
-                    thumbnail_url=url,
-                    picture=Picture(src=url, full=url),
+                    thumbnail_url=picture.src,
+                    picture=picture,
                 )
             )
         return items

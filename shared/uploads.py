@@ -15,11 +15,20 @@ HeadObject per new upload (concurrently, at most ``MAX_HEADS_PER_LISTING``
 per request; the rest show LastModified until a later request fills them in).
 A failed HEAD falls back to LastModified for that photo and is retried by the
 next listing, so it never hides a photo.
+
+Renditions: ingest (:mod:`shared.upload_thumbnails`) stores an upload's
+resized copies in the same event folder, under a hidden subfolder named for
+the file, with the pixel size in the name:
+``<prefix><event_id>/.thumbs/<file>/w<W>x<H>.webp``. The one listing of the
+event folder thus returns originals and renditions together, and pairing them
+by name costs no AWS call. ``.thumbs/`` keys are never uploads themselves;
+``.thumbs/<file>/failed`` marks an upload that could not be decoded.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from shared import aws
 from shared.config import Settings
+from shared.media import Rendition
 from shared.observability import get_logger
 from shared.presign import PresignedUrls, SigningCredentials
 from shared.timestamps import parse_utc
@@ -44,6 +54,10 @@ MAX_HEADS_PER_LISTING = 500
 # of ten connections per client.
 _HEAD_WORKERS = 8
 _MEMO_LIMIT = 50_000
+THUMBS_FOLDER = ".thumbs/"
+FAILED_MARKER = "failed"
+RENDITION_CONTENT_TYPE = "image/webp"
+_RENDITION_NAME = re.compile(r"w([1-9][0-9]{0,4})x([1-9][0-9]{0,4})\.webp")
 
 logger = get_logger("serve")
 
@@ -60,11 +74,15 @@ class Upload:
         ``x-amz-meta-taken-at`` when present and readable, else LastModified.
     size
         Bytes.
+    renditions
+        Its resized WebP copies from ``.thumbs/``, narrowest first; empty
+        until ingest has made them (or when it could not).
     """
 
     key: str
     taken_at: datetime
     size: int
+    renditions: tuple[Rendition, ...] = ()
 
 
 class S3Uploads:
@@ -90,14 +108,25 @@ class S3Uploads:
         """The event's displayable photos, in no particular order.
 
         Folder markers (keys ending in ``/``), empty objects and keys without
-        an image extension are skipped.
+        an image extension are skipped; ``.thumbs/`` keys are attached to
+        their upload as ``renditions``, never listed as uploads.
 
         Raises
         ------
         botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError
             When the bucket cannot be listed; a failed HeadObject does not raise.
         """
-        objects = [obj for obj in self._list(self.prefix(event_id)) if _displayable(obj)]
+        folder = self.prefix(event_id)
+        objects = []
+        renditions: dict[str, list[Rendition]] = {}
+        for obj in self._list(folder):
+            thumb = split_thumbs_key(folder, obj["Key"])
+            if thumb is not None:
+                rendition = parse_rendition(obj["Key"], thumb[1], int(obj.get("Size", 0)))
+                if rendition is not None:
+                    renditions.setdefault(thumb[0], []).append(rendition)
+            elif _displayable(obj):
+                objects.append(obj)
         unknown = [obj for obj in objects if _memo_key(obj) not in self._taken_at]
         if unknown:
             self._read_metadata(unknown[:MAX_HEADS_PER_LISTING])
@@ -105,7 +134,15 @@ class S3Uploads:
         for obj in objects:
             last_modified: datetime = obj["LastModified"].astimezone(UTC)
             taken_at = self._taken_at.get(_memo_key(obj)) or last_modified
-            uploads.append(Upload(key=obj["Key"], taken_at=taken_at, size=int(obj["Size"])))
+            key = obj["Key"]
+            uploads.append(
+                Upload(
+                    key=key,
+                    taken_at=taken_at,
+                    size=int(obj["Size"]),
+                    renditions=tuple(sorted(renditions.get(key, ()), key=_width)),
+                )
+            )
         return uploads
 
     def _list(self, prefix: str) -> Iterable[ObjectTypeDef]:
@@ -147,13 +184,62 @@ class S3Uploads:
             return True, None
 
 
+def thumbs_folder(folder: str, upload_key: str) -> str:
+    """Where the renditions of ``upload_key`` live, trailing slash included.
+
+    Parameters
+    ----------
+    folder
+        The upload's event folder, ``<prefix><event_id>/``.
+    upload_key
+        The upload, ``<folder><file>`` (``<file>`` may hold sub-folders).
+    """
+    return f"{folder}{THUMBS_FOLDER}{upload_key[len(folder) :]}/"
+
+
+def rendition_key(folder: str, upload_key: str, width: int, height: int) -> str:
+    """The key of one rendition: ``<folder>.thumbs/<file>/w<W>x<H>.webp``."""
+    return f"{thumbs_folder(folder, upload_key)}w{width}x{height}.webp"
+
+
+def split_thumbs_key(folder: str, key: str) -> tuple[str, str] | None:
+    """``(upload_key, name)`` for ``<folder>.thumbs/<file>/<name>``; ``None`` for other keys."""
+    start = folder + THUMBS_FOLDER
+    if not key.startswith(start):
+        return None
+    file, _, name = key[len(start) :].rpartition("/")
+    if not file:
+        # A stray object right in .thumbs/: still hidden, but nobody's rendition.
+        return "", name
+    return folder + file, name
+
+
+def parse_rendition(key: str, name: str, size: int) -> Rendition | None:
+    """The rendition a ``.thumbs/`` key names, or ``None`` (a marker, a stray file)."""
+    match = _RENDITION_NAME.fullmatch(name)
+    if match is None or size <= 0:
+        return None
+    return Rendition(
+        key, int(match.group(1)), int(match.group(2)), size, content_type=RENDITION_CONTENT_TYPE
+    )
+
+
+def is_image_name(key: str) -> bool:
+    """Whether ``key`` ends in an extension of a format browsers display."""
+    name = key.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
 def _displayable(obj: ObjectTypeDef) -> bool:
     key: str = obj["Key"]
     if key.endswith("/") or int(obj.get("Size", 0)) == 0:
         return False
-    name = key.rsplit("/", 1)[-1]
-    dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+    return is_image_name(key)
+
+
+def _width(rendition: Rendition) -> tuple[int, str]:
+    return rendition.width, rendition.key
 
 
 def _memo_key(obj: ObjectTypeDef) -> tuple[str, str, datetime]:

@@ -199,7 +199,15 @@ def watch(page: Any, origin_hosts: set[str]) -> list[str]:
         ),
     )
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    page.on("requestfailed", lambda request: record_failure(problems, request))
+    page.on(
+        "response",
+        lambda response: (
+            problems.append(f"HTTP {response.status}: {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
 
     def check_host(request: Any) -> None:
         url = urlsplit(request.url)
@@ -208,6 +216,16 @@ def watch(page: Any, origin_hosts: set[str]) -> list[str]:
 
     page.on("request", check_host)
     return problems
+
+
+def record_failure(problems: list[str], request: Any) -> None:
+    """Record a failed load, except one the page itself cancelled.
+
+    Stepping through the viewer replaces an image that is still loading; the
+    browser then aborts that load (``net::ERR_ABORTED``), which is no error.
+    """
+    if request.failure != "net::ERR_ABORTED":
+        problems.append(f"failed ({request.failure}): {request.url}")
 
 
 def scroll_through(page: Any) -> None:

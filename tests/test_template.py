@@ -233,8 +233,9 @@ def test_serve_reads_only_the_table_and_two_prefixes(template: dict[str, Any]) -
 
 def test_ingest_writes_table_and_mirrors_and_reads_the_secret(template: dict[str, Any]) -> None:
     """GIVEN the ingest role WHEN its grants are listed THEN it writes the
-    table (transactions included), only puts objects, under instagram/, and
-    only reads the one token secret."""
+    table (transactions included), puts objects only under instagram/ and
+    uploads' .thumbs/ folders, reads and lists uploads, and only reads the
+    one token secret."""
     statements = _statements(template, _role_of(template, "IngestFunction"))
     grants = {
         action: statement["Resource"]
@@ -244,8 +245,15 @@ def test_ingest_writes_table_and_mirrors_and_reads_the_secret(template: dict[str
     table = {"Fn::GetAtt": ["MediaTable", "Arn"]}
     for action in ("PutItem", "UpdateItem", "ConditionCheckItem", "GetItem", "Query"):
         assert grants[f"dynamodb:{action}"] == table
-    assert grants["s3:PutObject"] == {"Fn::Sub": "${MediaBucket.Arn}/instagram/*"}
-    assert not {"s3:GetObject", "s3:ListBucket"} & set(grants)  # mirrors are only written
+    assert _listed(grants["s3:PutObject"]) == [
+        {"Fn::Sub": "${MediaBucket.Arn}/instagram/*"},
+        {"Fn::Sub": "${MediaBucket.Arn}/${UploadsPrefix}*/.thumbs/*"},
+    ]
+    # Uploads are read (for their renditions) but never written outside .thumbs/.
+    assert grants["s3:GetObject"] == {"Fn::Sub": "${MediaBucket.Arn}/${UploadsPrefix}*"}
+    listing = next(s for s in statements if "s3:ListBucket" in _listed(s["Action"]))
+    assert listing["Resource"] == {"Fn::GetAtt": ["MediaBucket", "Arn"]}
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${UploadsPrefix}*"}
     assert grants["secretsmanager:GetSecretValue"] == {"Ref": "TokenSecret"}
     assert not any(action.startswith("secretsmanager:Put") for action in grants)
 
