@@ -43,7 +43,6 @@ class Sizes:
     serve_calls_items: int
     serve_html_items: int
     lighthouse_runs: int
-    lighthouse_what_if_runs: int
     page_items: int
     ingest_posts: int
     ingest_mirror_posts: int
@@ -56,7 +55,6 @@ FULL = Sizes(
     serve_calls_items=500,
     serve_html_items=200,
     lighthouse_runs=3,
-    lighthouse_what_if_runs=1,
     page_items=200,
     ingest_posts=10_000,
     ingest_mirror_posts=50,
@@ -68,7 +66,6 @@ QUICK = Sizes(
     serve_calls_items=500,
     serve_html_items=200,
     lighthouse_runs=1,
-    lighthouse_what_if_runs=0,
     page_items=200,
     ingest_posts=1_000,
     ingest_mirror_posts=20,
@@ -125,7 +122,6 @@ def run_sections(names: Sequence[str], sizes: Sizes) -> list[Section]:
             section,
             runs=sizes.lighthouse_runs,
             items=sizes.page_items,
-            what_if_runs=sizes.lighthouse_what_if_runs,
         ),
         "ingest": lambda section: ingestion.run(
             section, posts=sizes.ingest_posts, mirror_posts=sizes.ingest_mirror_posts

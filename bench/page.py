@@ -32,6 +32,7 @@ from shared.models import create_table
 from shared.repository import DynamoMediaRepository
 from shared.state import IngestState
 from shared.thumbnails import process_image
+from shared.upload_thumbnails import UploadThumbnailer
 
 ITEMS = 200
 EVENT_DAY = date(2026, 4, 29)
@@ -40,7 +41,6 @@ ZONE = ZoneInfo("America/Los_Angeles")
 # after the usual "optimise" step (full-resolution originals would be 3-5 MB).
 POST_SIZE = (1080, 1350)
 UPLOAD_SIZE = (1600, 1200)
-WHAT_IF_UPLOAD_SIZE = (480, 360)
 VARIANTS = 12
 
 
@@ -112,6 +112,8 @@ def seed(items: int) -> str:
             ContentType="image/jpeg",
             Metadata=upload_metadata(upload),
         )
+    # As the scheduled ingest runs do: grid renditions for every guest upload.
+    UploadThumbnailer(settings, s3=s3, max_uploads=items).run()
     return event_id
 
 
@@ -146,33 +148,16 @@ def cdn_compressed(handler: LambdaHandler) -> LambdaHandler:
     return compressed
 
 
-def shrink_uploads(event_id: str, size: tuple[int, int]) -> None:
-    """Replace every upload of the event with a smaller JPEG (same key and metadata)."""
-    s3 = boto3.client("s3", region_name=REGION)
-    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"uploads/{event_id}/")
-    for index, obj in enumerate(listing.get("Contents", [])):
-        head = s3.head_object(Bucket=BUCKET, Key=obj["Key"])
-        s3.put_object(
-            Bucket=BUCKET,
-            Key=obj["Key"],
-            Body=jpeg(*size, index),
-            ContentType="image/jpeg",
-            Metadata=head["Metadata"],
-        )
-
-
 def run(
     section: Section,
     *,
     runs: int,
     items: int = ITEMS,
-    what_if_runs: int = 0,
 ) -> None:
     """Serve a gallery locally and run Lighthouse on it ``runs`` times.
 
     The figures are for the page as deployed (CloudFront compression
-    emulated); ``what_if_runs`` more runs show the page if guest uploads had a
-    grid-size rendition (the uploads are replaced by 480 x 360 JPEGs).
+    emulated).
     """
     section.method += [
         f"Lighthouse {lighthouse.VERSION} (npm, installed into `.bench/lighthouse/`, "
@@ -212,11 +197,6 @@ def run(
         handler = fresh_handler("serve.app")
         with LocalHttpApi(cdn_compressed(handler), routes=SERVE_ROUTES) as api, quiet_stdout():
             median, results = lighthouse.median_run(f"{api.url}/g/{event_id}", runs)
-        small = None
-        if what_if_runs:
-            shrink_uploads(event_id, WHAT_IF_UPLOAD_SIZE)
-            with LocalHttpApi(cdn_compressed(handler), routes=SERVE_ROUTES) as api, quiet_stdout():
-                small, _ = lighthouse.median_run(f"{api.url}/g/{event_id}", what_if_runs)
     finally:
         moto.stop()
         configure()
@@ -249,18 +229,6 @@ def run(
             detail="runs: " + ", ".join(f"{run.cls:.3f}" for run in results),
         )
     )
-    if small is not None:
-        section.add(
-            Figure(
-                "What-if: score if uploads had a 480-px grid rendition",
-                small.score,
-                "",
-                detail=f"median of {what_if_runs}; the same page with every upload replaced by "
-                f"a {WHAT_IF_UPLOAD_SIZE[0]}x{WHAT_IF_UPLOAD_SIZE[1]} JPEG: LCP "
-                f"{small.lcp_ms:.0f} ms, FCP {small.fcp_ms:.0f} ms, TBT {small.tbt_ms:.0f} ms, "
-                f"{small.transfer_bytes:,.0f} bytes",
-            )
-        )
     warnings = "; ".join(median.warnings) or "none"
     section.add(
         Figure(

@@ -10,7 +10,7 @@ and emits metrics.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,32 +84,30 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(
         correlation_id if isinstance(correlation_id, str) else context.aws_request_id
     )
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    time_left = (lambda: remaining_ms() / 1000) if callable(remaining_ms) else None
     try:
-        summary = _container().service.run(event)
+        summary = _container().service.run(event, time_left)
     except Exception as exc:
         metrics.add_metric(name="IngestRunFailed", unit=MetricUnit.Count, value=1)
         if isinstance(exc, IngestError):
             # Instagram being down must not stall guests' thumbnails.
-            _thumbnail_uploads(exc.summary, context)
+            _thumbnail_uploads(exc.summary, time_left)
             _run_metrics(exc.summary)
         raise
     finally:
         _token_metric()
-    _thumbnail_uploads(summary, context)
+    _thumbnail_uploads(summary, time_left)
     metrics.add_metric(name="IngestRunFailed", unit=MetricUnit.Count, value=0)
     _run_metrics(summary)
     return summary
 
 
-def _thumbnail_uploads(summary: dict[str, Any], context: LambdaContext) -> None:
+def _thumbnail_uploads(summary: dict[str, Any], time_left: Callable[[], float] | None) -> None:
     """Make missing upload renditions and add their counts to ``summary``."""
     if summary.get("dry_run"):
         return  # a dry run writes nothing, renditions included
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    stats = _container().thumbnails.run(
-        time_left=(lambda: remaining_ms() / 1000) if callable(remaining_ms) else None
-    )
-    summary["upload_thumbnails"] = stats.as_dict()
+    summary["upload_thumbnails"] = _container().thumbnails.run(time_left=time_left).as_dict()
 
 
 def _run_metrics(summary: Mapping[str, Any]) -> None:

@@ -43,6 +43,9 @@ from shared.timestamps import format_utc, utc_now
 # Late caption edits on recent posts are the edits that matter to a gallery;
 # three days covers a charter's "I'll fix the caption tomorrow".
 OVERLAP = timedelta(days=3)
+# A page of 100 posts whose images all need mirroring takes about a minute;
+# no new page is started with less than this left of the Lambda's time.
+PAGE_TIME_RESERVE_SECONDS = 120.0
 # An idle run does not rewrite the state item just to say it ran; it refreshes
 # ``last_success_at`` at most this often.
 SUCCESS_HEARTBEAT = timedelta(hours=1)
@@ -107,6 +110,7 @@ class _Run:
     mirrored: int = 0
     mirror_failures: int = 0
     complete: bool = False
+    out_of_time: bool = False
     newest: datetime | None = None
     ids: set[str] = field(default_factory=set)
 
@@ -156,7 +160,7 @@ class IngestService:
         self._overlap = overlap
         self._logger = logger or get_logger("ingest")
 
-    def run(self, event: Any) -> dict[str, Any]:
+    def run(self, event: Any, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
         """Run ingest for one Lambda event.
 
         Parameters
@@ -164,6 +168,12 @@ class IngestService:
         event
             ``{}`` (or anything without ``backfill``) for an incremental run;
             ``{"backfill": {"since", "until", "dry_run"}}`` for a backfill.
+        time_left
+            Seconds the invocation has left. Below
+            :data:`PAGE_TIME_RESERVE_SECONDS` no new page is started: the run
+            ends with ``"out_of_time": true`` and ``"complete": false``, the
+            high-water mark stays, and the next run (or the same backfill
+            again) carries on, skipping what is already stored and mirrored.
 
         Returns
         -------
@@ -199,7 +209,7 @@ class IngestService:
             return summary
 
         try:
-            self._page_through(run, state)
+            self._page_through(run, state, time_left)
         except GraphThrottledError as exc:
             resume_after = exc.retry_after or self._clock() + DEFAULT_THROTTLE_PAUSE
             if not run.dry_run:
@@ -219,13 +229,18 @@ class IngestService:
 
     # -- paging -------------------------------------------------------------
 
-    def _page_through(self, run: _Run, state: IngestState) -> None:
+    def _page_through(
+        self, run: _Run, state: IngestState, time_left: Callable[[], float] | None
+    ) -> None:
         cutoff = self._cutoff(run, state)
         for page in self._source.media_pages():
             self._ingest_page(run, page)
             last = page.posts[-1] if page.posts else None
             if not page.has_next or (cutoff and last and last.taken_at < cutoff):
                 run.complete = True
+                return
+            if time_left is not None and time_left() < PAGE_TIME_RESERVE_SECONDS:
+                run.out_of_time = True
                 return
 
     def _cutoff(self, run: _Run, state: IngestState) -> datetime | None:
@@ -403,6 +418,7 @@ class IngestService:
             "mirror_failures": run.mirror_failures,
             "throttled": throttled,
             "complete": run.complete,
+            "out_of_time": run.out_of_time,
         }
         if run.request is not None:
             summary.update(run.request.describe(), out_of_range=run.out_of_range)

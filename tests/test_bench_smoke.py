@@ -25,7 +25,6 @@ TINY = bench_main.Sizes(
     serve_calls_items=6,
     serve_html_items=6,
     lighthouse_runs=0,
-    lighthouse_what_if_runs=0,
     page_items=0,
     ingest_posts=150,
     ingest_mirror_posts=2,

@@ -61,6 +61,12 @@ class LambdaContext:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ingest"
     aws_request_id = "8f5e7d4c-0000-4000-8000-000000000001"
 
+    def __init__(self, remaining_ms: int = 900_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
 
 @pytest.fixture(autouse=True)
 def fresh_container() -> Iterator[None]:
@@ -90,9 +96,9 @@ def serve(mock: responses.RequestsMock, posts: list[dict[str, Any]]) -> FakeGrap
     return FakeGraph(posts).install(mock)
 
 
-def invoke(event: Any = None) -> dict[str, Any]:
+def invoke(event: Any = None, context: LambdaContext | None = None) -> dict[str, Any]:
     """WHEN the ingest Lambda is invoked."""
-    result: dict[str, Any] = app.handler({} if event is None else event, LambdaContext())
+    result: dict[str, Any] = app.handler({} if event is None else event, context or LambdaContext())
     return result
 
 
@@ -137,6 +143,33 @@ def test_paging_across_three_pages_stores_every_post(mock_graph: responses.Reque
     assert state().high_water_mark == datetime.strptime(
         posts[0]["timestamp"], "%Y-%m-%dT%H:%M:%S%z"
     )
+
+
+def test_a_run_short_of_time_stops_between_pages_and_the_next_run_carries_on(
+    mock_graph: responses.RequestsMock,
+) -> None:
+    """GIVEN 210 posts (3 pages) and an invocation with under 2 minutes left
+    WHEN the scheduled run goes, then runs again with time to spare
+    THEN the first stores one page and stops, incomplete, without moving the
+    high-water mark; the second reads all pages, writes only the rest, and sets it."""
+    posts = timeline(210, newest=recent(1))
+    fake = serve(mock_graph, posts)
+
+    short = invoke(context=LambdaContext(remaining_ms=60_000))
+
+    assert (short["graph_calls"], short["written"]) == (1, 100)
+    assert short["out_of_time"] is True
+    assert short["complete"] is False
+    assert state().high_water_mark is None
+
+    full = invoke()
+
+    assert fake.calls == 4
+    assert (full["written"], full["unchanged"]) == (110, 100)
+    assert full["complete"] is True
+    assert full["out_of_time"] is False
+    assert sorted(stored()) == sorted(ids(posts))
+    assert state().high_water_mark is not None
 
 
 def test_carousel_children_and_reel_without_media_url_are_stored(
