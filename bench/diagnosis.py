@@ -48,11 +48,10 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "AWS calls, uncached request, warm container, all caches expired",
         _missed,
         "The third call is the META partition Query (`shared/gallery.py`, "
-        "`GalleryService._build` -> `repository.load_meta`), cached for `META_TTL` = 60 s, "
-        "the same as the gallery. Behind a CDN most origin requests arrive after both have "
-        "expired. Fix: keep META longer than galleries (event records change rarely; the "
-        "'last synced' time may lag a few minutes), e.g. `META_TTL` = 900 s, or refresh it "
-        "in the background after answering; steady state is then Query + ListObjectsV2.",
+        "`GalleryService._build` -> `repository.load_meta`), now cached for `META_TTL` = "
+        "300 s against 60 s for galleries, so an uncached gallery costs Query + "
+        "ListObjectsV2 unless the container saw no request for 5 minutes. Further fix: "
+        "refresh META in the background after answering, so no guest request waits on it.",
     ),
     Diagnosis(
         "Handler time p50, 500 items",
@@ -92,7 +91,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     ),
     Diagnosis(
         "Backfill: botocore DynamoDB clients created",
-        _more_than(2),
+        _more_than(5),
         "`DynamoMediaRepository.save_posts` (`shared/repository.py`) builds a new PynamoDB "
         "`Connection` for every transaction of 25 posts (`_connection()`), and each new "
         "`Connection` creates a new botocore client, re-reading botocore's endpoint and "
@@ -107,14 +106,13 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "Mirroring is CPU-bound in WebP encoding (`shared/thumbnails.py` `_encode`, ~90 % of "
         "the sampled time): `process_image` takes ~245 ms of CPU per 1080x1350 source for "
         "four widths, ~150 ms of it for the 1080-px WebP (2026-12-04, this machine). "
-        "`IngestService.run` (`shared/ingestion.py`) has no time budget, so a large backfill "
-        "is cut by Lambda's timeout mid-page (stored pages stay; the operator re-invokes "
-        "and unchanged, mirrored posts are skipped). Fixes, largest first: stop paging when "
-        "`context.get_remaining_time_in_millis()` runs low and report `complete: false` "
-        "(or continue in a new invocation); mirror a page's images on a small thread pool "
+        "`IngestService.run` (`shared/ingestion.py`) now stops between pages when the "
+        "invocation has under 2 minutes left (`out_of_time: true`), so a large backfill "
+        "takes several invocations of the same payload, each skipping what is stored and "
+        "mirrored; `WEBP_METHOD` 4 -> 2 already halved encode time (245 -> 124 ms). "
+        "Further fixes, largest first: mirror a page's images on a small thread pool "
         "(Pillow releases the GIL while encoding) with more memory (1,769 MB = 1 vCPU); "
-        "`WEBP_METHOD` 4 -> 2 halved encode time (245 -> 124 ms) for ~1 % more bytes on "
-        "these images; skip the 1080-px WebP when the original is itself ~1080 px wide.",
+        "skip the 1080-px WebP when the original is itself ~1080 px wide.",
     ),
 )
 

@@ -367,8 +367,9 @@ def _add_mirroring(section: Section, mirrored: RunFigures, sample: int, total: i
             Goal("<=", INGEST_TIMEOUT_SECONDS / 60),
             detail="at the sampled rate on this machine (Lambda's 1,024 MB is about 0.6 "
             "vCPU, so slower there); the goal is the ingest function's Timeout in "
-            "template.yaml, since a run has no time budget and stops where Lambda cuts it "
-            "(what it stored stays; re-invoking continues)",
+            "template.yaml. A longer backfill is not lost: a run with under 2 minutes left "
+            "starts no new page and says `out_of_time: true`; invoking the same payload "
+            "again carries on, skipping stored and mirrored posts",
         )
     )
 
